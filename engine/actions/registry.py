@@ -59,6 +59,17 @@ class ActionRegistry:
 
         return decorate
 
+    def attach(self, name: str, func: Callable[..., Any]) -> Action:
+        """Give the declared action ``name`` the function that runs it (the runtime's side of
+        a declaration made without one, e.g. the built-ins). Raises UnknownAction."""
+        from dataclasses import replace
+
+        current = self._actions.get(name)
+        if current is None:
+            raise UnknownAction(name)
+        attached = self._actions[name] = replace(current, func=func)
+        return attached
+
     def load_plugins(self) -> None:
         if self._plugins_loaded:
             return

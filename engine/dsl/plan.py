@@ -72,6 +72,7 @@ class StepPlan:
     is_finally: bool = False
     description: str = ""
     line: int = 0  # where the step is declared, for messages
+    name: str = ""  # a display name, when the workflow gives one
 
     @property
     def fans_out(self) -> bool:
