@@ -49,7 +49,9 @@ def env_database(name: str, default: str) -> dict:
 
     raw = os.environ.get(name) or default
     try:
-        config = dj_database_url.parse(raw, conn_max_age=60, conn_health_checks=True)
+        # No per-request health check: workers run thousands of short messages per connection, and
+        # a `SELECT 1` before each one would cost as much as the step's own work.
+        config = dj_database_url.parse(raw, conn_max_age=600)
     except Exception as exc:  # dj_database_url raises plain ValueError/KeyError on bad URLs
         raise ImproperlyConfigured(f"{name}={raw!r} is not a database URL: {exc}") from None
     if not config.get("ENGINE"):

@@ -105,7 +105,10 @@ _DRAMATIQ_MIDDLEWARE = [
     "django_dramatiq.middleware.DbConnectionsMiddleware",
 ]
 if BROKER_URL is None:
-    DRAMATIQ_BROKER = {"BROKER": "dramatiq.brokers.stub.StubBroker", "MIDDLEWARE": _DRAMATIQ_MIDDLEWARE}
+    DRAMATIQ_BROKER = {
+        "BROKER": "dramatiq.brokers.stub.StubBroker",
+        "MIDDLEWARE": _DRAMATIQ_MIDDLEWARE,
+    }
 elif BROKER_URL.startswith("amqp"):
     DRAMATIQ_BROKER = {
         "BROKER": "dramatiq.brokers.rabbitmq.RabbitmqBroker",
@@ -139,7 +142,14 @@ SPECTACULAR_SETTINGS = {
 FLOWYARD = {
     "WORKFLOWS_DIR": BASE_DIR / "workflows",
     "MAX_OUTPUT_BYTES": env_int("FLOWYARD_MAX_OUTPUT_BYTES", 1024 * 1024),
+    "MAX_LOG_BYTES": env_int("FLOWYARD_MAX_LOG_BYTES", 4 * 1024 * 1024),
     "EMBEDDED_WORKER_THREADS": env_int("FLOWYARD_EMBEDDED_WORKER_THREADS", 4),
+    # Recovery: how often workers beat, when a silent worker counts as lost, and how long a
+    # step may stay queued and unclaimed before the reconciler sends it again.
+    "HEARTBEAT_SECONDS": env_int("FLOWYARD_HEARTBEAT_SECONDS", 5),
+    "WORKER_STALE_SECONDS": env_int("FLOWYARD_WORKER_STALE_SECONDS", 30),
+    "RECONCILE_QUEUED_SECONDS": env_int("FLOWYARD_RECONCILE_QUEUED_SECONDS", 300),
+    "RECONCILE_GRACE_SECONDS": env_int("FLOWYARD_RECONCILE_GRACE_SECONDS", 10),
 }
 
 LOGGING = {

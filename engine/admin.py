@@ -59,7 +59,15 @@ class VersionAddForm(forms.ModelForm):
 class WorkflowVersionAdmin(admin.ModelAdmin):
     list_display = ("workflow", "number", "created_by", "created_at")
     list_filter = ("workflow",)
-    readonly_fields = ("workflow", "number", "source", "checksum", "plan", "created_by", "created_at")
+    readonly_fields = (
+        "workflow",
+        "number",
+        "source",
+        "checksum",
+        "plan",
+        "created_by",
+        "created_at",
+    )
 
     def get_form(self, request, obj=None, **kwargs):
         if obj is None:
@@ -83,4 +91,6 @@ class WorkflowVersionAdmin(admin.ModelAdmin):
         obj.workflow = published.version.workflow
         obj.number = published.version.number
         if not published.created:
-            messages.info(request, "The source is identical to the current version: nothing new was saved.")
+            messages.info(
+                request, "The source is identical to the current version: nothing new was saved."
+            )

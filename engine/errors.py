@@ -45,7 +45,9 @@ class WorkflowInvalid(FlowyardError):
     code = "workflow_invalid"
 
     def __init__(self, problems: list[Problem]) -> None:
-        self.problems = sorted(problems, key=lambda p: (p.file, p.line, p.column, p.path, p.message))
+        self.problems = sorted(
+            problems, key=lambda p: (p.file, p.line, p.column, p.path, p.message)
+        )
         super().__init__(
             "\n".join(str(p) for p in self.problems),
             details=[p.as_dict() for p in self.problems],
@@ -75,7 +77,7 @@ class Conflict(FlowyardError):
 
 
 class StepFailed(FlowyardError):
-    """An action failed. ``permanent`` failures are not retried; transient ones follow the retry policy."""
+    """An action failed. Permanent failures are not retried; transient ones follow retry rules."""
 
     code = "step_failed"
 

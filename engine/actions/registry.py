@@ -1,4 +1,4 @@
-"""The actions registry: a step's `uses` name -> the schema of its `with` and the function that runs it.
+"""The actions registry: a step's `uses` name -> its `with` schema and the function that runs it.
 
 Pure Python. Built-ins register in ``engine.actions.builtin``; plugins register with the
 ``@action`` decorator or through the entry-point group ``flowyard.actions`` (each entry point

@@ -22,7 +22,7 @@ def test_a_boolean_accepts_the_usual_spellings(monkeypatch):
 
 def test_a_bad_boolean_names_the_variable(monkeypatch):
     monkeypatch.setenv("DEBUG", "maybe")
-    with pytest.raises(ImproperlyConfigured, match="DEBUG='maybe' is not a boolean"):
+    with pytest.raises(ImproperlyConfigured, match=r"DEBUG='maybe' is not a boolean"):
         env_bool("DEBUG")
 
 
@@ -34,7 +34,7 @@ def test_a_bad_number_names_the_variable(monkeypatch):
 
 def test_a_broker_url_must_be_amqp_or_redis(monkeypatch):
     monkeypatch.setenv("BROKER_URL", "kafka://localhost")
-    with pytest.raises(ImproperlyConfigured, match="BROKER_URL='kafka://localhost'.*amqp://"):
+    with pytest.raises(ImproperlyConfigured, match=r"BROKER_URL='kafka://localhost'.*amqp://"):
         env_broker_url("BROKER_URL")
     monkeypatch.setenv("BROKER_URL", "")
     assert env_broker_url("BROKER_URL") is None

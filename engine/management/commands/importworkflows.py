@@ -14,7 +14,9 @@ class Command(BaseCommand):
     help = "Import workflow files; valid ones are stored even when others are invalid (exit 1)."
 
     def add_arguments(self, parser) -> None:
-        parser.add_argument("paths", nargs="*", metavar="DIR", help="default: the workflows/ folder")
+        parser.add_argument(
+            "paths", nargs="*", metavar="DIR", help="default: the workflows/ folder"
+        )
 
     def handle(self, *args, paths: list[str], **options) -> None:
         files = workflow_files(paths or [str(settings.FLOWYARD["WORKFLOWS_DIR"])])

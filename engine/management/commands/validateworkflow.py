@@ -36,7 +36,6 @@ class Command(BaseCommand):
             raise SystemExit(1)
 
 
-
 def workflow_files(paths: list[str]) -> list[Path]:
     """Expand folders into their *.yaml / *.yml files; a missing path is a usage error."""
     files: list[Path] = []
