@@ -7,7 +7,15 @@ from pathlib import Path
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management.utils import get_random_secret_key
 
-from config.env import env_bool, env_broker_url, env_database, env_int, env_list, env_str
+from config.env import (
+    env_bool,
+    env_broker_url,
+    env_database,
+    env_float,
+    env_int,
+    env_list,
+    env_str,
+)
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("FLOWYARD_VAR_DIR", str(BASE_DIR / "var")))
@@ -146,10 +154,11 @@ FLOWYARD = {
     "EMBEDDED_WORKER_THREADS": env_int("FLOWYARD_EMBEDDED_WORKER_THREADS", 4),
     # Recovery: how often workers beat, when a silent worker counts as lost, and how long a
     # step may stay queued and unclaimed before the reconciler sends it again.
-    "HEARTBEAT_SECONDS": env_int("FLOWYARD_HEARTBEAT_SECONDS", 5),
-    "WORKER_STALE_SECONDS": env_int("FLOWYARD_WORKER_STALE_SECONDS", 30),
-    "RECONCILE_QUEUED_SECONDS": env_int("FLOWYARD_RECONCILE_QUEUED_SECONDS", 300),
-    "RECONCILE_GRACE_SECONDS": env_int("FLOWYARD_RECONCILE_GRACE_SECONDS", 10),
+    "HEARTBEAT_SECONDS": env_float("FLOWYARD_HEARTBEAT_SECONDS", 5),
+    "WORKER_STALE_SECONDS": env_float("FLOWYARD_WORKER_STALE_SECONDS", 30),
+    "RECONCILE_QUEUED_SECONDS": env_float("FLOWYARD_RECONCILE_QUEUED_SECONDS", 300),
+    "RECONCILE_GRACE_SECONDS": env_float("FLOWYARD_RECONCILE_GRACE_SECONDS", 10),
+    "RECONCILE_EVERY_SECONDS": env_float("FLOWYARD_RECONCILE_EVERY_SECONDS", 5),
 }
 
 LOGGING = {

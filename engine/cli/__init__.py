@@ -1,0 +1,1 @@
+"""Terminal helpers of the management commands: input parsing, live progress, summaries."""
