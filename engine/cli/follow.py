@@ -110,6 +110,20 @@ class StepResult:
     pk: int = 0
     instance_counts: dict[str, int] = field(default_factory=dict)
 
+    @classmethod
+    def of(cls, row: StepRun) -> StepResult:
+        return cls(
+            step_id=row.step_id,
+            status=row.status,
+            attempts=row.attempt,
+            outputs=row.outputs,
+            error=row.error,
+            started_at=row.started_at,
+            finished_at=row.finished_at,
+            is_finally=row.is_finally,
+            pk=row.pk,
+        )
+
     @property
     def seconds(self) -> float | None:
         if self.started_at is None or self.finished_at is None:
@@ -122,20 +136,7 @@ def step_results(run_id: int, *, with_instances: bool = True) -> list[StepResult
     rows = list(
         StepRun.objects.filter(run_id=run_id, index__isnull=True).order_by("is_finally", "id")
     )
-    results = [
-        StepResult(
-            step_id=r.step_id,
-            status=r.status,
-            attempts=r.attempt,
-            outputs=r.outputs,
-            error=r.error,
-            started_at=r.started_at,
-            finished_at=r.finished_at,
-            is_finally=r.is_finally,
-            pk=r.pk,
-        )
-        for r in rows
-    ]
+    results = [StepResult.of(r) for r in rows]
     groups = {r.pk: res for r, res in zip(rows, results, strict=True) if r.kind == StepKind.GROUP}
     if groups:
         counts = (
@@ -218,17 +219,5 @@ def finished_since(run_id: int, seen: set[int]) -> list[StepResult]:
     results = []
     for r in rows:
         seen.add(r.pk)
-        results.append(
-            StepResult(
-                step_id=r.step_id,
-                status=r.status,
-                attempts=r.attempt,
-                outputs=r.outputs,
-                error=r.error,
-                started_at=r.started_at,
-                finished_at=r.finished_at,
-                is_finally=r.is_finally,
-                pk=r.pk,
-            )
-        )
+        results.append(StepResult.of(r))
     return results
