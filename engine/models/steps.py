@@ -65,6 +65,9 @@ class StepRun(models.Model):
     attempt = models.PositiveIntegerField(default=0, help_text="The current attempt number.")
     max_attempts = models.PositiveIntegerField(default=1)
     deps_left = models.PositiveIntegerField(default=0)
+    # Finished dependencies that did not succeed (as dependents judge them): a step without an
+    # `if` whose count is 0 when deps_left reaches 0 is queued by the completion's own statement.
+    deps_blocked = models.PositiveIntegerField(default=0)
     outputs = models.JSONField(null=True, blank=True)
     error = models.TextField(blank=True)
     # What a waiting step waits for (sleep's outputs, approval's message, the child run).

@@ -4,16 +4,18 @@ Every method runs inside ``transaction.atomic()`` with the Run row locked by the
 (``select_for_update``), so the counters it keeps (``deps_left`` on steps, ``main_left`` and
 ``finally_left`` on the run, ``fanout_*`` on groups) change one completion at a time. Joins are
 counted in SQL; nothing ever loads all instances of a group except once, when it finishes.
+Fan-out lives in ``engine.runtime.fanout``; the common completions are single statements in
+``engine.runtime.fastpath``, which hand over to this class only for what needs Python.
 """
 
 from __future__ import annotations
 
-import itertools
 from collections import deque
 from datetime import timedelta
 from typing import Any
 
 from engine.dsl.expressions import evaluate, evaluate_condition
+from engine.dsl.expressions.conditions import uses_status_function
 from engine.dsl.plan import StepPlan
 from engine.errors import ExpressionError, StepFailed
 from engine.models import EventKind, Run, RunStatus, SkipReason, StepKind, StepRun, StepStatus
@@ -27,6 +29,7 @@ from engine.runtime.context import (
     step_view,
 )
 from engine.runtime.dispatch import Work
+from engine.runtime.fanout import FanOut
 from engine.runtime.plans import run_plan
 
 RESUME_ACTOR = "flowyard_step_resume"
@@ -43,7 +46,7 @@ def attempt_timeout(step: StepPlan) -> timedelta:
     return timedelta(milliseconds=step.time_limit_ms or 3_600_000)
 
 
-class Advance:
+class Advance(FanOut):
     """The advance logic over one run whose row the caller has locked."""
 
     def __init__(self, run: Run, work: Work) -> None:
@@ -84,6 +87,8 @@ class Advance:
                     setattr(row, name, getattr(old, name))
                 row.deps_left = 0
                 row.reused_from = old
+            elif row.deps_left == 0 and step.id in self.rp.plain_roots:
+                row.status, row.attempt, row.queued_at = StepStatus.QUEUED, 1, self.work.now
             rows.append(row)
         StepRun.objects.bulk_create(rows)
         self._set_run(
@@ -99,6 +104,9 @@ class Advance:
                     data={"from_run": row.reused_from.run_id, "from_step": row.reused_from.pk},
                 )
                 self._finished.append(row)
+            elif row.status == StepStatus.QUEUED:  # queued by the insert itself
+                self.work.event(self.run.pk, EventKind.STEP_QUEUED, step_id=row.pk, attempt=1)
+                self.work.send_step(row.pk, 1, self.rp.step(row.step_id))
             elif not row.is_finally and row.deps_left == 0:
                 self.ready(row)
         if not self.rp.plan.steps:
@@ -127,6 +135,8 @@ class Advance:
                 go = True
             elif step.if_ is None:
                 go = deps.success
+            elif self.rp.item_condition(step):  # evaluated per instance, by the worker
+                go = deps.success or uses_status_function(step.if_)
             else:
                 go = evaluate_condition(step.if_, self._context(step, needs), deps=deps)
         except ExpressionError as exc:
@@ -183,127 +193,6 @@ class Advance:
         self.work.event(self.run.pk, EventKind.STEP_SKIPPED, step_id=row.pk, message=message)
         self.finished(row)
 
-    # --- fan-out -------------------------------------------------------------------------
-
-    def _expand(self, row: StepRun, step: StepPlan, needs: dict) -> None:
-        if row.fanout_total is not None:  # "retry failed": the instances exist already
-            row.status = StepStatus.RUNNING
-            row.error = ""
-            self._fill(row, step)
-            self._save_group(row, step)
-            return
-        try:
-            items = self._items(step, self._context(step, needs))
-        except (ExpressionError, StepFailed) as exc:
-            self.fail_top(row, f"{'for_each' if step.for_each is not None else 'matrix'}: {exc}")
-            return
-        now = self.work.now
-        row.status = StepStatus.RUNNING
-        row.started_at = now
-        row.fanout_total = len(items)
-        self.work.event(
-            self.run.pk, EventKind.STEP_EXPANDED, step_id=row.pk, data={"instances": len(items)}
-        )
-        StepRun.objects.bulk_create(
-            [
-                StepRun(
-                    run_id=self.run.pk,
-                    step_id=row.step_id,
-                    kind=StepKind.INSTANCE,
-                    is_finally=row.is_finally,
-                    parent=row,
-                    index=i,
-                    item=item,
-                    max_attempts=row.max_attempts,
-                    timeout=row.timeout,
-                )
-                for i, item in enumerate(items)
-            ],
-            batch_size=2000,
-        )
-        self._fill(row, step)
-        self._save_group(row, step)
-
-    def _items(self, step: StepPlan, context: dict[str, Any]) -> list[Any]:
-        if step.for_each is not None:
-            items = evaluate(step.for_each, context)
-            if not isinstance(items, list):
-                raise StepFailed(f"must be a list, got {type(items).__name__}", permanent=True)
-            return items
-        axes = evaluate(dict(step.matrix or {}), context)
-        for name, values in axes.items():
-            if not isinstance(values, list):
-                raise StepFailed(f"{name} must be a list, got {type(values).__name__}")
-        names = list(axes)
-        return [dict(zip(names, combo, strict=True)) for combo in itertools.product(*axes.values())]
-
-    def _fill(self, group: StepRun, step: StepPlan) -> None:
-        """Queue pending instances up to max_parallel (counted in ``group.fanout_active``)."""
-        if not self.active:
-            return
-        free = (step.max_parallel or group.fanout_total or 0) - group.fanout_active
-        if free > 0:
-            group.fanout_active += len(self._pick(group.pk, step, free))
-
-    def _pick(self, group_id: int, step: StepPlan, limit: int) -> list[tuple[int, int]]:
-        picked = sql.pick_pending(group_id=group_id, limit=limit, now=self.work.now)
-        for pk, attempt in picked:
-            self.work.event(self.run.pk, EventKind.STEP_QUEUED, step_id=pk, attempt=attempt)
-            self.work.send_step(pk, attempt, step)
-        return picked
-
-    def instance_finished(self, instance: StepRun) -> None:
-        """An instance ended for good: count it, refill the window, finish the group.
-
-        Two statements in the steady state: count (UPDATE … RETURNING) and pick the next
-        pending instance (UPDATE … RETURNING); the group row is loaded only at the end.
-        """
-        step = self.rp.step(instance.step_id)
-        failed = instance.status != StepStatus.SUCCEEDED
-        total, done, active, _, _ = sql.group_count(
-            group_id=instance.parent_id, failed=failed, error=f"{instance.label}: {instance.error}"
-        )
-        running = max(active - 1, 0)  # `active` still counts the instance that just ended
-        picked: list[tuple[int, int]] = []
-        if self.active and done < total:
-            free = (step.max_parallel or total) - running
-            if free > 0:
-                picked = self._pick(instance.parent_id, step, free)
-        if running + len(picked) != active:
-            sql.set_group_active(group_id=instance.parent_id, active=running + len(picked))
-        if done >= total:
-            self._save_group(StepRun.objects.get(pk=instance.parent_id), step)
-
-    def _save_group(self, group: StepRun, step: StepPlan) -> None:
-        if group.fanout_done < (group.fanout_total or 0):
-            group.save(
-                update_fields=[
-                    "status",
-                    "started_at",
-                    "error",
-                    "fanout_total",
-                    "fanout_active",
-                    "fanout_done",
-                    "fanout_failed",
-                ]
-            )
-            return
-        outputs = StepRun.objects.filter(parent=group).order_by("index")
-        group.outputs = list(outputs.values_list("outputs", flat=True))
-        if group.fanout_failed:
-            group.status = StepStatus.FAILED
-            group.error = (
-                f"{group.fanout_failed} of {group.fanout_total} instances failed; "
-                f"first: {group.error}"
-            )
-        else:
-            group.status = StepStatus.SUCCEEDED
-        group.finished_at = self.work.now
-        group.save()
-        kind = EventKind.STEP_FAILED if group.fanout_failed else EventKind.STEP_SUCCEEDED
-        self.work.event(self.run.pk, kind, step_id=group.pk, message=group.error)
-        self.finished(group)
-
     # --- completion ----------------------------------------------------------------------
 
     def finished(self, row: StepRun) -> None:
@@ -337,18 +226,30 @@ class Advance:
             self._set_run(finally_left=self.run.finally_left - 1)
         else:
             self._set_run(main_left=self.run.main_left - 1)
-        dependents = [
-            d
-            for d in self.rp.dependents.get(step.id, ())
-            if self.rp.step(d).is_finally == step.is_finally
-        ]
+        dependents, _ = self.rp.released(step.id)
         if dependents and self.active:
-            self._count_down(dependents)
+            blocked = effective_status(self.views[row.step_id], step) != StepStatus.SUCCEEDED
+            self._count_down(list(dependents), blocked=blocked)
         if not step.is_finally and self.run.main_left == 0 and self.active:
             self._main_done()
 
-    def _count_down(self, step_ids: list[str]) -> None:
-        ready = sql.count_down(run_id=self.run.pk, step_ids=step_ids)
+    def released(self, step: StepPlan, ready: list[int]) -> None:
+        """After a fast-path completion of ``step`` (``engine.runtime.fastpath``) counted its
+        dependents and the run's counters in SQL: evaluate the dependents that became ready
+        but were not queued by that statement, and go on as ``finished`` would."""
+        self._draining = True
+        try:
+            if ready:
+                for row in StepRun.objects.filter(pk__in=ready).order_by("id"):
+                    self.ready(row)
+            if not step.is_finally and self.run.main_left == 0 and self.active:
+                self._main_done()
+        finally:
+            self._draining = False
+        self._drain()
+
+    def _count_down(self, step_ids: list[str], *, blocked: bool = False) -> None:
+        ready = sql.count_down(run_id=self.run.pk, step_ids=step_ids, blocked=blocked)
         if ready:
             for row in StepRun.objects.filter(pk__in=ready).order_by("id"):
                 self.ready(row)
@@ -402,14 +303,18 @@ class Advance:
 
     # --- helpers -------------------------------------------------------------------------
 
-    def _needs(self, step: StepPlan) -> dict[str, dict[str, Any]]:
-        missing = [n for n in step.needs if n not in self.views]
+    def _views(self, step_ids: tuple[str, ...]) -> dict[str, dict[str, Any]]:
+        missing = [n for n in step_ids if n not in self.views]
         if missing:
             self.views.update(load_views(self.run.pk, missing))
-        return {n: self.views[n] for n in step.needs if n in self.views}
+        return {n: self.views[n] for n in step_ids if n in self.views}
+
+    def _needs(self, step: StepPlan) -> dict[str, dict[str, Any]]:
+        return self._views(step.needs)
 
     def _context(self, step: StepPlan, needs: dict) -> dict[str, Any]:
-        return build_context(run=self.run, rp=self.rp, step=step, steps=needs)
+        steps = self._views(self.rp.visible(step)) if step.is_finally else needs
+        return build_context(run=self.run, rp=self.rp, step=step, steps=steps)
 
     def _set_run(self, **fields: Any) -> None:
         for name, value in fields.items():

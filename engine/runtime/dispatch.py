@@ -54,6 +54,7 @@ class Work:
         message: str = "",
         data: dict[str, Any] | None = None,
         at: datetime | None = None,
+        stored: bool = False,
     ) -> None:
         self.events.append(
             Transition(
@@ -64,6 +65,7 @@ class Work:
                 attempt=attempt,
                 message=message,
                 data=data,
+                stored=stored,
             )
         )
 

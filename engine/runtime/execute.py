@@ -13,12 +13,18 @@ from django.utils import timezone
 from dramatiq.middleware.time_limit import TimeLimitExceeded
 
 from engine.actions.registry import UnknownAction, registry
-from engine.dsl.expressions import evaluate, mask_secrets, mask_secrets_in
+from engine.dsl.expressions import evaluate, evaluate_condition, mask_secrets, mask_secrets_in
 from engine.dsl.plan import StepPlan
 from engine.errors import ExpressionError, StepFailed
 from engine.models import EventKind, Run, RunStatus, StepRun, StepStatus
 from engine.runtime import sql
-from engine.runtime.context import build_context, check_output_size, load_views, secrets_from_env
+from engine.runtime.context import (
+    build_context,
+    check_output_size,
+    dependency_state,
+    load_views,
+    secrets_from_env,
+)
 from engine.runtime.dispatch import Work
 from engine.runtime.hooks import hooks
 from engine.runtime.logs import LogWriter
@@ -71,7 +77,8 @@ def step_execute(*, step_run_id: int, attempt: int) -> None:
     if row is None:
         _drop(step_run_id, attempt)
         return
-    row.run = _run_of(row.run_id, now)
+    if row.run.status == RunStatus.QUEUED:
+        _run_started(row.run, now)
     hooks.step_started(step_run_id=step_run_id, attempt=attempt, worker=row.worker)
     began = time.monotonic()
     result = _perform(row, attempt)
@@ -96,10 +103,17 @@ def _perform(row: StepRun, attempt: int) -> Outcome | Suspend:
         action = registry.get(step.uses)
         if action.func is None:
             raise StepFailed(f"the action '{step.uses}' has no implementation", permanent=True)
-        needs = load_views(run.pk, step.needs)
+        item_if = row.index is not None and rp.item_condition(step)
+        views = {}
+        if item_if or rp.reads_steps(step):  # most steps read no other step: no query
+            views = load_views(run.pk, rp.visible(step))
         context = build_context(
-            run=run, rp=rp, step=step, steps=needs, item=row.item, index=row.index, secrets=secrets
+            run=run, rp=rp, step=step, steps=views, item=row.item, index=row.index, secrets=secrets
         )
+        if item_if:
+            deps = dependency_state(rp, {n: views[n] for n in step.needs if n in views})
+            if not evaluate_condition(step.if_, context, deps=deps):
+                return Outcome(ok=True, skipped=True, error="skipped: its `if` was false")
         with_ = evaluate(dict(step.with_), context)
         call = StepCall(
             step_run_id=row.pk,
@@ -144,24 +158,6 @@ def _perform(row: StepRun, attempt: int) -> Outcome | Suspend:
             log.close()
         except Exception:
             logger.exception("could not store the logs of step %s", row.pk)
-
-
-_runs: dict[int, Run] = {}
-RUN_FIELDS = ("id", "workflow_id", "version_id", "status", "trigger", "inputs", "created_at",
-              "started_at")  # fmt: skip
-
-
-def _run_of(run_id: int, now: datetime) -> Run:
-    """The run's fields a step reads (they never change once it started), cached per process."""
-    run = _runs.get(run_id)
-    if run is None:
-        run = Run.objects.only(*RUN_FIELDS).get(pk=run_id)
-        if run.status == RunStatus.QUEUED:
-            _run_started(run, now)
-        if len(_runs) > 1000:
-            _runs.clear()
-        _runs[run_id] = run
-    return run
 
 
 def _run_started(run: Run, now: datetime) -> None:

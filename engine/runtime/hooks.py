@@ -27,6 +27,7 @@ class Transition:
     attempt: int | None = None
     message: str = ""
     data: dict[str, Any] | None = None
+    stored: bool = False  # already written by the statement that made the change (fastpath)
 
 
 class RuntimeHook:
@@ -49,6 +50,7 @@ class AuditHook(RuntimeHook):
         from engine.models import RunEvent
         from engine.runtime.sql import insert_rows
 
+        events = [e for e in events if not e.stored]
         for start in range(0, len(events), 2000):
             insert_rows(
                 RunEvent,

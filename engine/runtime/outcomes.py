@@ -6,11 +6,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db import transaction
+from django.db import connection, transaction
 
-from engine.models import EventKind, Run, StepAttempt, StepKind, StepRun, StepStatus
-from engine.runtime import sql
+from engine.models import EventKind, Run, SkipReason, StepAttempt, StepKind, StepRun, StepStatus
+from engine.runtime import fastpath, sql
 from engine.runtime.advance import RESUME_ACTOR, Advance
+from engine.runtime.context import step_view
 from engine.runtime.dispatch import Work
 from engine.runtime.plans import run_plan
 
@@ -23,6 +24,7 @@ class Outcome:
     outputs: Any = None
     error: str = ""
     permanent: bool = False
+    skipped: bool = False  # an instance whose per-item `if` was false (ok is True)
 
 
 @dataclass(frozen=True)
@@ -70,6 +72,10 @@ def attempt_finish(
     ``note`` is an extra (EventKind, message) to record, e.g. an approval.
     """
     rp = run_plan(row.run.version_id) if _run_cached(row) else None
+    if rp is not None and not connection.in_atomic_block:
+        done = _finish_alone(row, attempt, outcome, from_status, note, rp)
+        if done is not None:
+            return done
     with transaction.atomic():
         work = Work()
         now = work.now
@@ -77,8 +83,15 @@ def attempt_finish(
             rp = run_plan(Run.objects.values_list("version_id", flat=True).get(pk=row.run_id))
         step = rp.step(row.step_id)
         retry_delay: float | None = None
-        if outcome.ok:
+        if outcome.skipped:
             fields: dict[str, Any] = {
+                "status": StepStatus.SKIPPED,
+                "skip_reason": SkipReason.CONDITION,
+                "error": outcome.error,
+                "finished_at": now,
+            }
+        elif outcome.ok:
+            fields = {
                 "status": StepStatus.SUCCEEDED,
                 "outputs": outcome.outputs,
                 "error": "",
@@ -95,6 +108,8 @@ def attempt_finish(
             }
         else:
             fields = {"status": StepStatus.FAILED, "error": outcome.error, "finished_at": now}
+        if fastpath.applies(row, from_status, retry_delay is not None, note):
+            return _finish_fast(row, attempt, fields, rp, step, work)
         # The step's own row first (its lock is ours while we own the attempt), the run's lock
         # second: the critical section every completion of the run waits for stays short.
         # Whoever holds the run lock never waits for a running step's row (see terminate).
@@ -107,7 +122,7 @@ def attempt_finish(
                 {
                     "step_id": row.pk,
                     "number": attempt,
-                    "status": StepStatus.SUCCEEDED if outcome.ok else StepStatus.FAILED,
+                    "status": fields["status"] if outcome.ok else StepStatus.FAILED,
                     "error": outcome.error,
                     "worker": row.worker,
                     "device": "",
@@ -148,6 +163,8 @@ def attempt_finish(
             work.send_step(row.pk, attempt + 1, step, delay=retry_delay)
         else:
             kind = EventKind.STEP_SUCCEEDED if outcome.ok else EventKind.STEP_FAILED
+            if outcome.skipped:
+                kind = EventKind.STEP_SKIPPED
             work.event(run.pk, kind, step_id=row.pk, attempt=attempt, message=outcome.error)
             if row.kind == StepKind.INSTANCE:
                 advance.instance_finished(row)
@@ -155,6 +172,57 @@ def attempt_finish(
                 advance.finished(row)
         advance.save()
         work.commit()
+    return True
+
+
+def _finish_alone(
+    row: StepRun, attempt: int, outcome: Outcome, from_status: str, note: Any, rp: Any
+) -> bool | None:
+    """The common completion as one autocommitted statement (``fastpath.finish_alone``);
+    None when it needs the transaction below (a retry, a follow-up, a finished run)."""
+    if outcome.ok or outcome.permanent or attempt >= row.max_attempts:
+        work = Work()
+        if outcome.skipped:
+            fields: dict[str, Any] = {"status": StepStatus.SKIPPED, "error": outcome.error,
+                                      "skip_reason": SkipReason.CONDITION}  # fmt: skip
+        elif outcome.ok:
+            fields = {"status": StepStatus.SUCCEEDED, "outputs": outcome.outputs}
+        else:
+            fields = {"status": StepStatus.FAILED, "error": outcome.error}
+        if fastpath.applies(row, from_status, False, note):
+            try:
+                return fastpath.finish_alone(
+                    row=row, attempt=attempt, fields=fields, rp=rp, step=rp.step(row.step_id),
+                    work=work,
+                )  # fmt: skip
+            except fastpath.NeedsTransaction:
+                return None
+    return None
+
+
+def _finish_fast(
+    row: StepRun, attempt: int, fields: dict[str, Any], rp: Any, step: Any, work: Work
+) -> bool:
+    """``attempt_finish`` through ``fastpath`` (inside its transaction)."""
+    claimed, follow_up = fastpath.finish(
+        row=row, attempt=attempt, fields=fields, rp=rp, step=step, work=work
+    )
+    if not claimed:
+        transaction.set_rollback(True)
+        return False
+    if follow_up is not None:
+        run = lock_run(row.run_id)  # the statement locked it already: no wait
+        assert run is not None
+        for name, value in fields.items():
+            setattr(row, name, value)
+        advance = Advance(run, work)
+        advance.views[row.step_id] = step_view(
+            {"status": row.status, "outputs": row.outputs, "error": row.error,
+             "attempt": attempt, "skip_reason": row.skip_reason}
+        )  # fmt: skip
+        follow_up(advance)
+        advance.save()
+    work.commit()
     return True
 
 

@@ -124,11 +124,18 @@ def run_retry(*, run: Run, user: AbstractBaseUser | None = None) -> Run:
             row.max_attempts = row.attempt + step.retry.max_attempts
             own = [n for n in step.needs if n in reset and rp.step(n).is_finally == step.is_finally]
             row.deps_left = len(own) + (1 if step.is_finally else 0)
+            row.deps_blocked = sum(
+                1
+                for n in step.needs
+                if n not in reset
+                and rp.step(n).is_finally == step.is_finally
+                and not _succeeded(tops[n], rp.step(n))
+            )
             rows.append(row)
         StepRun.objects.bulk_update(
             rows,
             ["status", "skip_reason", "error", "outputs", "finished_at", "max_attempts",
-             "deps_left", "fanout_done", "fanout_failed", "fanout_active"],
+             "deps_left", "deps_blocked", "fanout_done", "fanout_failed", "fanout_active"],
         )  # fmt: skip
         deadline = work.now + timedelta(seconds=rp.plan.timeout) if rp.plan.timeout else None
         advance._set_run(
@@ -153,6 +160,13 @@ def run_retry(*, run: Run, user: AbstractBaseUser | None = None) -> Run:
         advance.save()
         work.commit()
     return locked
+
+
+def _succeeded(row: StepRun, step: Any) -> bool:
+    """Whether dependents count the finished ``row`` as a success (continue_on_error)."""
+    return row.status == StepStatus.SUCCEEDED or (
+        row.status == StepStatus.FAILED and step.continue_on_error
+    )
 
 
 def run_rerun(
