@@ -328,3 +328,25 @@ def test_a_run_waiting_for_an_approval_says_where_to_approve_it(tmp_path):
 
     assert code == 3
     assert "is waiting for approval at approve" in out
+
+
+def test_an_unmigrated_database_is_named_as_the_problem(tmp_path):
+    env = {
+        **os.environ,
+        "DEBUG": "true",
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'empty.sqlite3'}",
+    }
+    env.pop("BROKER_URL", None)
+
+    result = subprocess.run(
+        [sys.executable, "manage.py", "runworkflow", "workflows/hello.yaml"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+    assert result.returncode == 2
+    assert "run `python manage.py migrate` first" in result.stderr
+    assert "Traceback" not in result.stderr

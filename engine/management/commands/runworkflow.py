@@ -24,7 +24,8 @@ from typing import Any, NoReturn
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
-from django.db import transaction
+from django.db import connection, transaction
+from django.db.migrations.executor import MigrationExecutor
 from django.utils import timezone
 
 from engine.cli.follow import WAITING, finished_since, log_tail, run_report, snapshot, step_results
@@ -89,6 +90,9 @@ class Command(BaseCommand):
     ) -> None:
         self.as_json = as_json
         embedded = settings.BROKER_URL is None
+        executor = MigrationExecutor(connection)
+        if executor.migration_plan(executor.loader.graph.leaf_nodes()):
+            self._usage("the database is not up to date: run `python manage.py migrate` first")
         if detach and embedded:
             self._usage(
                 "--detach needs a broker (set BROKER_URL): without one the steps run inside "
