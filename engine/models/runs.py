@@ -49,9 +49,9 @@ class Run(models.Model):
     rerun_of = models.ForeignKey(
         "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="reruns"
     )
-    # Bookkeeping of the advance logic, only changed with the row locked.
-    main_left = models.PositiveIntegerField(default=0, help_text="Main steps not finished yet.")
-    finally_left = models.PositiveIntegerField(default=0, help_text="Finally steps not finished.")
+    # 1 while the main graph runs (finally steps wait behind it), 0 once ``settle`` saw it end
+    # and lifted that barrier. Changed only with the row locked; completions never touch it.
+    main_left = models.PositiveIntegerField(default=1, help_text="1 until the main graph ended.")
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -102,9 +102,15 @@ class EventKind(models.TextChoices):
 class RunEvent(models.Model):
     """One transition of a run or one of its steps. Rows are only ever inserted."""
 
-    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="events")
+    # Indexed by runevent_run (run, id). Nothing reads events by step: no index.
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="events", db_index=False)
     step = models.ForeignKey(
-        "engine.StepRun", null=True, blank=True, on_delete=models.CASCADE, related_name="events"
+        "engine.StepRun",
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="events",
+        db_index=False,
     )
     kind = models.CharField(max_length=24, choices=EventKind.choices)
     attempt = models.PositiveIntegerField(null=True, blank=True)

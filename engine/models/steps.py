@@ -49,12 +49,18 @@ class StepRun(models.Model):
     when their group's ``for_each`` / ``matrix`` is evaluated.
     """
 
-    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="steps")
+    # Indexed by steprun_run_step (run, step_id); parent by steprun_parent_status.
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="steps", db_index=False)
     step_id = models.CharField(max_length=100)
     kind = models.CharField(max_length=8, choices=StepKind.choices, default=StepKind.STEP)
     is_finally = models.BooleanField(default=False)
     parent = models.ForeignKey(
-        "self", null=True, blank=True, on_delete=models.CASCADE, related_name="instances"
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="instances",
+        db_index=False,
     )
     index = models.PositiveIntegerField(null=True, blank=True)
     item = models.JSONField(null=True, blank=True)
@@ -85,7 +91,12 @@ class StepRun(models.Model):
     fanout_done = models.PositiveIntegerField(default=0)
     fanout_failed = models.PositiveIntegerField(default=0)
     reused_from = models.ForeignKey(
-        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        db_index=False,  # steprun_reused_from: partial, most rows have none
     )
 
     class Meta:
@@ -105,6 +116,21 @@ class StepRun(models.Model):
                 condition=Q(status__in=["queued", "running", "waiting", "retrying"]),
                 name="steprun_active",
             ),
+            # The unfinished top-level steps of a run: "is anything left?" after a completion
+            # (engine.runtime.settle) reads this small index instead of locking the run.
+            models.Index(
+                fields=["run", "is_finally", "id"],
+                condition=Q(
+                    index__isnull=True,
+                    status__in=["pending", "queued", "running", "waiting", "retrying"],
+                ),
+                name="steprun_run_open",
+            ),
+            models.Index(
+                fields=["reused_from"],
+                condition=Q(reused_from__isnull=False),
+                name="steprun_reused_from",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -120,7 +146,10 @@ class StepRun(models.Model):
 class StepAttempt(models.Model):
     """One attempt of a step instance, kept with its error after the step moved on."""
 
-    step = models.ForeignKey(StepRun, on_delete=models.CASCADE, related_name="attempts")
+    # Indexed by the unique (step, number).
+    step = models.ForeignKey(
+        StepRun, on_delete=models.CASCADE, related_name="attempts", db_index=False
+    )
     number = models.PositiveIntegerField()
     status = models.CharField(max_length=16, choices=StepStatus.choices)
     error = models.TextField(blank=True)

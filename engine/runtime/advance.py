@@ -1,9 +1,11 @@
 """The DAG advance logic: what became ready, skipped, fanned out or finished.
 
 Every method runs inside ``transaction.atomic()`` with the Run row locked by the caller
-(``select_for_update``), so the counters it keeps (``deps_left`` on steps, ``main_left`` and
-``finally_left`` on the run, ``fanout_*`` on groups) change one completion at a time. Joins are
-counted in SQL; nothing ever loads all instances of a group except once, when it finishes.
+(``select_for_update``). Joins are counted in SQL (``deps_left`` on steps, ``fanout_*`` on
+groups: atomic ``UPDATE … RETURNING``, so the one-statement completions, which do not lock the
+run, can count too); nothing ever loads all instances of a group except once, when it finishes.
+The end of the main graph and of the run is decided after the commit, by ``settle`` (see
+``engine.runtime.settle``): every top-level step that ends asks for it.
 Fan-out lives in ``engine.runtime.fanout``; the common completions are single statements in
 ``engine.runtime.fastpath``, which hand over to this class only for what needs Python.
 """
@@ -91,9 +93,8 @@ class Advance(FanOut):
                 row.status, row.attempt, row.queued_at = StepStatus.QUEUED, 1, self.work.now
             rows.append(row)
         StepRun.objects.bulk_create(rows)
-        self._set_run(
-            main_left=len(self.rp.plan.steps), finally_left=len(self.rp.plan.finally_steps)
-        )
+        self._set_run(main_left=1)
+        self.work.settle(self.run.pk)  # no main step, or all reused: the run may be done
         self._draining = True  # collect first, release after every root was looked at
         for row in rows:
             if row.reused_from is not None:
@@ -109,8 +110,6 @@ class Advance(FanOut):
                 self.work.send_step(row.pk, 1, self.rp.step(row.step_id))
             elif not row.is_finally and row.deps_left == 0:
                 self.ready(row)
-        if not self.rp.plan.steps:
-            self._main_done()
         self._drain()
 
     def restart(self, rows: list[StepRun]) -> None:
@@ -119,8 +118,7 @@ class Advance(FanOut):
         for row in rows:
             if not row.is_finally and row.deps_left == 0:
                 self.ready(row)
-        if self.run.main_left == 0:
-            self._main_done()
+        self.work.settle(self.run.pk)  # only finally steps were reset: lift their barrier
         self._drain()
 
     # --- readiness -----------------------------------------------------------------------
@@ -208,8 +206,6 @@ class Advance(FanOut):
                 self._release(self._finished.popleft())
         finally:
             self._draining = False
-        if self.active and self.run.main_left == 0 and self.run.finally_left == 0:
-            self._finish_run()
 
     def _release(self, row: StepRun) -> None:
         step = self.rp.step(row.step_id)
@@ -222,16 +218,11 @@ class Advance(FanOut):
                 "skip_reason": row.skip_reason,
             }
         )
-        if step.is_finally:
-            self._set_run(finally_left=self.run.finally_left - 1)
-        else:
-            self._set_run(main_left=self.run.main_left - 1)
+        self.work.settle(self.run.pk)
         dependents, _ = self.rp.released(step.id)
         if dependents and self.active:
             blocked = effective_status(self.views[row.step_id], step) != StepStatus.SUCCEEDED
             self._count_down(list(dependents), blocked=blocked)
-        if not step.is_finally and self.run.main_left == 0 and self.active:
-            self._main_done()
 
     def released(self, step: StepPlan, ready: list[int]) -> None:
         """After a fast-path completion of ``step`` (``engine.runtime.fastpath``) counted its
@@ -239,14 +230,37 @@ class Advance(FanOut):
         but were not queued by that statement, and go on as ``finished`` would."""
         self._draining = True
         try:
-            if ready:
-                for row in StepRun.objects.filter(pk__in=ready).order_by("id"):
-                    self.ready(row)
-            if not step.is_finally and self.run.main_left == 0 and self.active:
+            for row in StepRun.objects.filter(pk__in=ready).order_by("id"):
+                self.ready(row)
+        finally:
+            self._draining = False
+        self._drain()
+
+    def settle(self) -> None:
+        """Under the run's lock, after completions committed (``engine.runtime.settle``):
+        when no main step is unfinished, lift the finally steps' barrier (once: ``main_left``
+        1 -> 0); when no step at all is unfinished, finish the run (once: it is active)."""
+        if not self.active:
+            return
+        self._draining = True
+        try:
+            if self.run.main_left and not self._open(main_only=True):
+                self._set_run(main_left=0)
                 self._main_done()
         finally:
             self._draining = False
         self._drain()
+        if self.active and not self.run.main_left and not self._open():
+            self._finish_run()
+
+    def _open(self, *, main_only: bool = False) -> bool:
+        """Whether a top-level step (a main one with ``main_only``) is unfinished."""
+        rows = StepRun.objects.filter(
+            run_id=self.run.pk, index__isnull=True, status__in=StepStatus.active()
+        )
+        if main_only:
+            rows = rows.filter(is_finally=False)
+        return rows.exists()
 
     def _count_down(self, step_ids: list[str], *, blocked: bool = False) -> None:
         ready = sql.count_down(run_id=self.run.pk, step_ids=step_ids, blocked=blocked)

@@ -43,6 +43,7 @@ class Work:
         self.events: list[Transition] = []
         self.outgoing: list[Outgoing] = []
         self.after: list[Any] = []
+        self.settling: set[int] = set()
 
     def event(
         self,
@@ -97,6 +98,11 @@ class Work:
             )
         )
 
+    def settle(self, run_id: int) -> None:
+        """A top-level step of the run ended: after the commit, check whether the main graph
+        or the run ended (``engine.runtime.settle``)."""
+        self.settling.add(run_id)
+
     def on_commit(self, func: Any) -> None:
         """Run ``func()`` after the commit, after the messages were sent."""
         self.after.append(func)
@@ -105,12 +111,16 @@ class Work:
         """Write the transitions now and send the messages once the transaction commits."""
         hooks.transitions(self.events)
         self.events = []
-        outgoing, after = self.outgoing, self.after
-        self.outgoing, self.after = [], []
+        outgoing, after, settling = self.outgoing, self.after, sorted(self.settling)
+        self.outgoing, self.after, self.settling = [], [], set()
         if outgoing:
             transaction.on_commit(lambda: send_messages(outgoing))
         for func in after:
             transaction.on_commit(func)
+        if settling:
+            from engine.runtime.settle import settle_all
+
+            transaction.on_commit(lambda: settle_all(settling))
 
 
 def send_messages(messages: list[Outgoing]) -> None:

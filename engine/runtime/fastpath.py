@@ -1,22 +1,26 @@
 """The common completions as one statement each (PostgreSQL: data-modifying CTEs).
 
 A plain step or an instance that ended for good (succeeded, failed without a retry left, or
-skipped by its per-item `if`) is recorded by one ``WITH … UPDATE/INSERT …`` that, in this
-order of row locks — the step (still ours at this attempt), the run (still active), then the
-rows it changes — records the result, writes the attempt row and the events, and:
+skipped by its per-item `if`) is recorded by one ``WITH … UPDATE/INSERT …`` that records the
+result (conditional on the step still being ours at this attempt), reads the run (still
+active), writes the attempt row and the events, and:
 
-- a top-level step: decrements the run's ``main_left``/``finally_left`` and its dependents'
-  ``deps_left`` (counting a dependency that did not succeed in ``deps_blocked``); a plain
-  dependent (no `if`, no fan-out) whose last dependency succeeded is queued by the same
-  statement;
-- an instance: counts it in its group; when the ``max_parallel`` window has room (it is
-  always full: active = min(max_parallel, total - done)) a second statement queues the next
-  pending instance.
+- a top-level step: decrements its dependents' ``deps_left`` (counting a dependency that did
+  not succeed in ``deps_blocked``); a plain dependent (no `if`, no fan-out) whose last
+  dependency succeeded is queued by the same statement. The run's row is not written: after
+  the commit, ``engine.runtime.settle`` checks whether the main graph or the run ended;
+- an instance: counts it in its group and queues the next pending instance when the
+  ``max_parallel`` window has room (it is always full: active = min(max_parallel, total - done)).
 
-The caller's transaction then only sends messages, unless something needs Python (a
-dependent with an `if`, a group, the end of the main graph or of the run, the end of a
-group): ``Advance`` takes over for that, in the same transaction, under the same lock.
-The lock order is the slow path's (step, run, others), so the two never deadlock.
+Alone (autocommit, the common case) the statement does not lock the run: completions of one
+run no longer queue on its row. It locks the step, then the dependents in step id order (as
+``sql.count_down`` does), or the group row. A run that ended meanwhile (cancel, timeout) is
+handled by the claim, which refuses steps of a finished run, and by ``terminate.step_sweep``,
+which cancels (with ``SKIP LOCKED``, never waiting while holding rows) what such a completion
+queued in the race. When something needs Python (a dependent with an `if`, a group, the end of
+a group) or the run has finished, the statement refuses (nothing written) and the completion
+is redone in a transaction, where the same CTE locks the run (step, run, others: the slow
+path's order) and ``Advance`` follows up under that lock.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from django.db import DataError, connection
 
 from engine.dsl.plan import StepPlan
 from engine.models import EventKind, StepKind, StepRun, StepStatus
+from engine.runtime import sql
 from engine.runtime.dispatch import Work
 from engine.runtime.plans import RunPlan
 
@@ -57,30 +62,42 @@ a AS (
   SELECT %(run)s, q.id, 'step_queued', q.attempt, '', NULL, %(now)s FROM {queued} AS q
 )"""
 
+# The run: alone, a plain read (no lock: see the module docstring); in a transaction, locked
+# (``FOR NO KEY UPDATE``) after the step's row and before the others, as the slow path does.
+_RUN = (
+    """, r AS (
+  SELECT id FROM engine_run WHERE id = %(run)s AND status IN """
+    + ACTIVE_RUN
+    + """ AND EXISTS (SELECT FROM s){lock}
+)"""
+)
+_RUN_SQL = {True: _RUN.format(lock=""), False: _RUN.format(lock=" FOR NO KEY UPDATE")}
+
+# The dependents are found one (run, step_id) lookup each (LATERAL over the list): a plain
+# ``step_id = ANY(…)`` (or a join) lets the planner, with the stale statistics of a table that
+# grows during the run, scan every top-level row of the run on each completion (quadratic).
+# They are locked in the list's order, sorted by step id, as ``sql.count_down`` locks them:
+# completions hold no run lock, so their order among the dependents' rows must agree.
 _TOP = (
     _HEAD
-    + """, r AS (
-  UPDATE engine_run SET main_left = main_left - %(main)s, finally_left = finally_left - %(fin)s
-  WHERE id = %(run)s AND status IN """
-    + ACTIVE_RUN
-    + """ AND EXISTS (SELECT FROM s)
-  RETURNING main_left, finally_left
-), d AS (
+    + """{run}, d AS (
   UPDATE engine_steprun SET deps_left = deps_left - 1,
     deps_blocked = deps_blocked + %(blocked)s,
     status = CASE WHEN deps_left = 1 AND deps_blocked + %(blocked)s = 0
-      AND step_id = ANY(%(plain)s) THEN 'queued' ELSE status END,
+      AND step_id = ANY(%(plain)s::varchar[]) THEN 'queued' ELSE status END,
     attempt = CASE WHEN deps_left = 1 AND deps_blocked + %(blocked)s = 0
-      AND step_id = ANY(%(plain)s) THEN attempt + 1 ELSE attempt END,
+      AND step_id = ANY(%(plain)s::varchar[]) THEN attempt + 1 ELSE attempt END,
     queued_at = CASE WHEN deps_left = 1 AND deps_blocked + %(blocked)s = 0
-      AND step_id = ANY(%(plain)s) THEN %(now)s ELSE queued_at END
-  WHERE run_id = %(run)s AND "index" IS NULL AND status = 'pending'
-    AND step_id = ANY(%(dependents)s) AND EXISTS (SELECT FROM r)
+      AND step_id = ANY(%(plain)s::varchar[]) THEN %(now)s ELSE queued_at END
+  WHERE id IN (SELECT t.id FROM unnest(%(dependents)s::varchar[]) AS u(step_id),
+    LATERAL (SELECT id FROM engine_steprun WHERE run_id = %(run)s AND step_id = u.step_id
+             AND "index" IS NULL AND status = 'pending' FOR NO KEY UPDATE) AS t
+    WHERE EXISTS (SELECT FROM r))
   RETURNING id, step_id, status, attempt, deps_left
 ), """
     + _ATTEMPT_AND_EVENTS.format(queued="(SELECT * FROM d WHERE status = 'queued')")
     + """
-SELECT (SELECT count(*) FROM s), (SELECT main_left FROM r), (SELECT finally_left FROM r),
+SELECT (SELECT count(*) FROM s), (SELECT count(*) FROM r),
   (SELECT coalesce(json_agg(json_build_array(id, step_id, status, attempt, deps_left)), '[]')
    FROM d){guard}
 """
@@ -88,11 +105,7 @@ SELECT (SELECT count(*) FROM s), (SELECT main_left FROM r), (SELECT finally_left
 
 _INSTANCE = (
     _HEAD
-    + """, r AS (
-  SELECT id FROM engine_run WHERE id = %(run)s AND status IN """
-    + ACTIVE_RUN
-    + """ AND EXISTS (SELECT FROM s) FOR NO KEY UPDATE
-), g AS (
+    + """{run}, g AS (
   UPDATE engine_steprun SET fanout_done = fanout_done + 1,
     fanout_failed = fanout_failed + %(failed)s,
     error = CASE WHEN error = '' AND %(failed)s = 1 THEN %(group_error)s ELSE error END,
@@ -120,14 +133,16 @@ _INSTANCE_GUARD = """,
        OR (SELECT fanout_done >= fanout_total FROM g)) THEN 0 ELSE 1 END)"""
 _TOP_GUARD = """,
   1 / (CASE WHEN EXISTS (SELECT FROM s) AND (NOT EXISTS (SELECT FROM r)
-       OR (SELECT main_left = 0 FROM r)
        OR EXISTS (SELECT FROM d WHERE status = 'pending' AND deps_left = 0)) THEN 0 ELSE 1 END)"""
 
 
-_TOP_SQL = {False: _TOP.format(guard=""), True: _TOP.format(guard=_TOP_GUARD)}
+_TOP_SQL = {
+    False: _TOP.format(run=_RUN_SQL[False], guard=""),
+    True: _TOP.format(run=_RUN_SQL[True], guard=_TOP_GUARD),
+}
 _INSTANCE_SQL = {
-    False: _INSTANCE.format(guard=""),
-    True: _INSTANCE.format(guard=_INSTANCE_GUARD),
+    False: _INSTANCE.format(run=_RUN_SQL[False], guard=""),
+    True: _INSTANCE.format(run=_RUN_SQL[True], guard=_INSTANCE_GUARD),
 }
 DIVISION_BY_ZERO = "22012"
 
@@ -202,7 +217,7 @@ def finish_alone(
         raise
     assert follow_up is None
     if claimed:
-        work.commit()  # not in a transaction: the messages leave now
+        work.commit()  # not in a transaction: the messages leave now, then the run settles
     return claimed
 
 
@@ -221,18 +236,16 @@ def _top(
     dependents, plain = rp.released(step.id)
     view = {"status": params["status"]}
     params.update(
-        main=0 if step.is_finally else 1,
-        fin=1 if step.is_finally else 0,
         blocked=1 if effective_status(view, step) != StepStatus.SUCCEEDED else 0,
-        dependents=list(dependents),
+        dependents=sorted(dependents),
         plain=list(plain),
     )
-    with connection.cursor() as cursor:
-        cursor.execute(_TOP_SQL[alone], params)
-        claimed, main_left, _finally_left, released = cursor.fetchone()[:4]
-    if not claimed or main_left is None:
+    with sql.hot(_TOP_SQL[alone], params) as cursor:
+        claimed, active, released = cursor.fetchone()[:3]
+    if not claimed or not active:
         return False, None
     _recorded(row, params, work)
+    work.settle(row.run_id)  # a top-level step ended: is anything left? (after the commit)
     ready = []
     for pk, step_id, status, attempt, deps_left in _loads(released):
         if status == StepStatus.QUEUED:
@@ -240,7 +253,7 @@ def _top(
             work.send_step(pk, attempt, rp.step(step_id))
         elif deps_left == 0:
             ready.append(pk)
-    if ready or main_left == 0:
+    if ready:
         return True, lambda advance: advance.released(step, ready)
     return True, None
 
@@ -255,8 +268,7 @@ def _instance(
         group_error=f"{row.label}: {params['error']}" if failed else "",
         max_parallel=step.max_parallel,
     )
-    with connection.cursor() as cursor:
-        cursor.execute(_INSTANCE_SQL[alone], params)
+    with sql.hot(_INSTANCE_SQL[alone], params) as cursor:
         claimed, active, total, done, picked = cursor.fetchone()[:5]
     if not claimed or not active:
         return False, None

@@ -21,6 +21,7 @@ from engine.models import EventKind, Run, RunStatus, StepRun, StepStatus, Worker
 from engine.runtime.dispatch import Work
 from engine.runtime.outcomes import Outcome, attempt_finish
 from engine.runtime.plans import run_plan
+from engine.runtime.settle import settle
 from engine.runtime.timeouts import run_timeout
 from engine.runtime.waits import step_resume
 
@@ -39,11 +40,12 @@ class Reconciled:
     lost: int = 0  # attempts on dead workers or past their deadline, failed (maybe retried)
     resumed: int = 0  # waiting steps whose wake-up or deadline passed, or whose child ended
     timed_out: int = 0  # runs past their timeout
+    settled: int = 0  # runs whose last completion committed but did not settle (a crash)
     details: list[str] = field(default_factory=list)
 
     @property
     def total(self) -> int:
-        return self.resent + self.lost + self.resumed + self.timed_out
+        return self.resent + self.lost + self.resumed + self.timed_out + self.settled
 
 
 def reconcile(*, limit: int = 500) -> Reconciled:
@@ -66,6 +68,13 @@ def reconcile(*, limit: int = 500) -> Reconciled:
     ).values_list("id", flat=True)[:limit]:
         if run_timeout(run_id=run_id, skip_locked=True):
             result.timed_out += 1
+    # A worker that died between a completion's commit and its settle check (see
+    # engine.runtime.settle) leaves a run with nothing left that nobody ends: settle it.
+    for run_id in Run.objects.filter(status__in=(RunStatus.QUEUED, RunStatus.RUNNING)).values_list(
+        "id", flat=True
+    )[:limit]:
+        if settle(run_id, skip_locked=True):
+            result.settled += 1
     if result.total:
         logger.info("reconciler: %s", result)
     return result

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import time
+
+from django.db import transaction
 from django.utils import timezone
 
 from engine.models import (
@@ -74,10 +77,28 @@ def run_terminate(advance: Advance, *, status: str, error: str, kind: str) -> li
 
 
 def step_sweep(*, run_id: int, error: str) -> int:
-    """Cancel what is still unfinished in a finished run (no run lock: waits only for the
-    rows in-flight completions hold, which roll back). Returns how many steps it cancelled."""
-    return StepRun.objects.filter(
-        run_id=run_id,
-        run__status__in=RunStatus.finished(),
-        status__in=StepStatus.active(),
-    ).update(status=StepStatus.CANCELLED, error=error, finished_at=timezone.now())
+    """Cancel what is still unfinished in a finished run. Returns how many steps it cancelled.
+
+    No run lock, and it never waits for a row lock: the one-statement completions do not lock
+    the run, so one that read the run as active just before it ended may hold its step and the
+    dependents it queues; waiting for them while holding rows they want could deadlock. So it
+    cancels with ``SKIP LOCKED`` and goes again until nothing is unfinished (those completions
+    last one statement; a step queued in the race is cancelled here and its message loses the
+    claim, which refuses finished runs)."""
+    rows = StepRun.objects.filter(
+        run_id=run_id, run__status__in=RunStatus.finished(), status__in=StepStatus.active()
+    )
+    total = 0
+    for _ in range(SWEEP_ROUNDS):
+        ids = rows.select_for_update(skip_locked=True, of=("self",)).values("id")
+        with transaction.atomic():
+            total += StepRun.objects.filter(pk__in=ids, status__in=StepStatus.active()).update(
+                status=StepStatus.CANCELLED, error=error, finished_at=timezone.now()
+            )
+        if not rows.exists():
+            return total
+        time.sleep(0.01)
+    return total + rows.update(status=StepStatus.CANCELLED, error=error, finished_at=timezone.now())
+
+
+SWEEP_ROUNDS = 500  # of 10 ms each; then it waits for the rows like any update

@@ -144,8 +144,7 @@ def run_retry(*, run: Run, user: AbstractBaseUser | None = None) -> Run:
             outputs=None,
             finished_at=None,
             deadline_at=deadline,
-            main_left=sum(1 for r in rows if not r.is_finally),
-            finally_left=sum(1 for r in rows if r.is_finally),
+            main_left=1,  # every finally step was reset behind the barrier
         )
         who = user.get_username() if user is not None and user.is_authenticated else ""
         work.event(

@@ -70,3 +70,22 @@ def test_an_overdue_run_timeout_is_fired_by_the_reconciler(start, transactional_
     assert run.status == RunStatus.FAILED
     assert run.error == "run timed out after 3600s"
     assert steps_of(run)["a"].status == StepStatus.CANCELLED
+
+
+def test_a_run_whose_last_completion_did_not_settle_is_ended_by_the_reconciler(start, worker):
+    from engine.models import Run
+    from engine.runtime.settle import settle
+
+    run = run_wait(start(plan("unsettled", step("a"), step("b", needs=["a"]))))
+    assert run.status == RunStatus.SUCCEEDED
+    # Pretend the worker died between b's commit and its settle check: nothing is left, yet
+    # the run is still running.
+    Run.objects.filter(pk=run.pk).update(status=RunStatus.RUNNING, finished_at=None)
+    RunEvent.objects.filter(run=run, kind=EventKind.RUN_SUCCEEDED).delete()
+    assert reconcile().settled == 1
+    run.refresh_from_db()
+    assert run.status == RunStatus.SUCCEEDED
+    # Settling is idempotent: a second settle (a racing completion, the next pass) does nothing.
+    assert settle(run.pk) is False
+    assert reconcile().settled == 0
+    assert RunEvent.objects.filter(run=run, kind=EventKind.RUN_SUCCEEDED).count() == 1
