@@ -7,12 +7,11 @@ import textwrap
 
 import pytest
 
-from engine.actions.builtin import register_builtins
-from engine.actions.registry import Action, ActionRegistry
 from engine.dsl import compile_workflow, validate_workflow
 from engine.dsl.plan import Plan, RetryPolicy, RunsOn, Schedule
 from engine.dsl.schema import builtin_registry
 from engine.errors import WorkflowInvalid
+from tests.engine.dsl.registries import with_devices
 
 BUILTINS = builtin_registry()
 
@@ -67,25 +66,6 @@ finally:                          # steps that run after the graph, whatever hap
   tidy: {uses: shell, with: {run: "rm -rf $REPORT_DIR"}}
 outputs: {url: "${{ steps.publish.outputs.url }}"}
 """
-
-
-def with_devices() -> ActionRegistry:
-    """The built-ins plus a plugin action, as the devices app would register it."""
-    registry = ActionRegistry()
-    register_builtins(registry)
-    registry.register(
-        Action(
-            name="devices.list",
-            schema={
-                "type": "object",
-                "additionalProperties": False,
-                "properties": {"labels": {"type": "array", "description": "Labels to match."}},
-            },
-            queue="flowyard.control",
-            time_limit_ms=30_000,
-        )
-    )
-    return registry
 
 
 DEVICES = with_devices()

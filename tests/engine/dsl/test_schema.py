@@ -18,6 +18,7 @@ from engine.dsl.fastcheck import Checks
 from engine.dsl.loader import load_yaml
 from engine.dsl.schema import builtin_registry, schema_json, workflow_schema
 from engine.dsl.validation import schema_problems, validator_for
+from tests.engine.dsl.registries import with_devices
 
 SCHEMA_FILE = Path(__file__).resolve().parents[3] / "engine" / "schema" / "workflow.schema.json"
 BUILTINS = builtin_registry()
@@ -214,18 +215,7 @@ def test_json_and_body_cannot_both_be_sent() -> None:
 
 
 def test_a_plugin_action_is_validated_by_its_own_schema() -> None:
-    registry = ActionRegistry()
-    register_builtins(registry)
-    registry.register(
-        Action(
-            name="devices.list",
-            schema={
-                "type": "object",
-                "additionalProperties": False,
-                "properties": {"labels": {"type": "array", "description": "Labels."}},
-            },
-        )
-    )
+    registry = with_devices()
 
     assert problems(
         "name: demo\nsteps:\n  list: {uses: devices.list, with: {labels: gpu, lables: []}}\n",
