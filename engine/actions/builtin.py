@@ -55,14 +55,19 @@ def mapping(description: str, values: dict[str, Any] | None = None) -> dict[str,
     return or_expression(schema)
 
 
-def _strict(
-    description: str, properties: dict[str, Any], required: list[str] | None = None
+def object_schema(
+    description: str,
+    properties: dict[str, Any],
+    required: list[str] | None = None,
+    **extra: Any,
 ) -> dict[str, Any]:
+    """A JSON Schema object that refuses unknown keys (typos are caught, with a suggestion)."""
     schema: dict[str, Any] = {
         "type": "object",
         "description": description,
-        "additionalProperties": False,
         "properties": properties,
+        "additionalProperties": False,
+        **extra,
     }
     if required:
         schema["required"] = required
@@ -83,11 +88,11 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         "type": "object",
         "description": "Any values; they become the step's outputs once evaluated.",
     },
-    "fail": _strict(
+    "fail": object_schema(
         "Fails the step on purpose.",
         {"message": {"type": "string", "description": "The error the step fails with."}},
     ),
-    "shell": _strict(
+    "shell": object_schema(
         "Runs a script. Its outputs are `exit_code` plus the key=value lines (or one JSON "
         "object) it writes to the file named by $FLOWYARD_OUTPUT.",
         {
@@ -103,7 +108,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         },
         ["run"],
     ),
-    "http": _strict(
+    "http": object_schema(
         "Makes one HTTP request. Outputs: status, headers, and json (or text).",
         {
             "method": or_expression(
@@ -135,7 +140,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         ["url"],
     )
     | {"not": {"required": ["json", "body"]}},
-    "python": _strict(
+    "python": object_schema(
         "Calls a Python function registered with @flowyard_callable.",
         {
             "function": {
@@ -148,12 +153,12 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         },
         ["function"],
     ),
-    "sleep": _strict(
+    "sleep": object_schema(
         "Waits, without holding a worker.",
         {"duration": duration("How long to wait.")},
         ["duration"],
     ),
-    "approval": _strict(
+    "approval": object_schema(
         "Waits until someone approves or rejects the step in the dashboard or the API.",
         {
             "message": {"type": "string", "description": "The question shown to approvers."},
@@ -167,7 +172,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             ),
         },
     ),
-    "workflow": _strict(
+    "workflow": object_schema(
         "Starts a run of another workflow and waits for it; its outputs become the step's.",
         {
             "workflow": {

@@ -28,6 +28,7 @@ from engine.actions.builtin import (
     EXPRESSION,
     EXPRESSION_PATTERN,
     FUNCTION_NAME_PATTERN,
+    object_schema,
     register_builtins,
 )
 from engine.actions.registry import ActionRegistry
@@ -62,25 +63,6 @@ def _text(description: str, **extra: Any) -> dict[str, Any]:
     return {"type": "string", "description": description, **extra}
 
 
-def _object(
-    description: str,
-    properties: dict[str, Any],
-    *,
-    required: list[str] | None = None,
-    **extra: Any,
-) -> dict[str, Any]:
-    schema: dict[str, Any] = {
-        "type": "object",
-        "description": description,
-        "properties": properties,
-        "additionalProperties": False,
-        **extra,
-    }
-    if required:
-        schema["required"] = required
-    return schema
-
-
 def _defs() -> dict[str, Any]:
     scalar = {"type": ["string", "number", "boolean"], "description": "A value, used as text."}
     return {
@@ -110,7 +92,7 @@ def _defs() -> dict[str, Any]:
             "description": "Named outputs; values are usually expressions.",
             "propertyNames": {"pattern": IDENTIFIER_PATTERN},
         },
-        "retry": _object(
+        "retry": object_schema(
             "How often and how patiently to retry a failed attempt.",
             {
                 "max_attempts": {
@@ -131,7 +113,7 @@ def _defs() -> dict[str, Any]:
                 },
             },
         ),
-        "runs_on": _object(
+        "runs_on": object_schema(
             "Where the step runs: a device by name, or any online device with all the labels.",
             {
                 "device": _text("A device name (may be an expression, e.g. ${{ item.name }})."),
@@ -144,7 +126,7 @@ def _defs() -> dict[str, Any]:
             },
             minProperties=1,
         ),
-        "input": _object(
+        "input": object_schema(
             "A typed input: its JSON Schema, plus `required`.",
             {
                 "type": {"enum": INPUT_TYPES, "description": "The type (default string)."},
@@ -177,7 +159,7 @@ def _defs() -> dict[str, Any]:
                 "examples": {"type": "array", "description": "Example values."},
             },
         ),
-        "schedule": _object(
+        "schedule": object_schema(
             "A cron schedule.",
             {
                 "cron": _text(
@@ -202,7 +184,7 @@ def input_declaration_schema() -> dict[str, Any]:
 
 def _step(action_names: list[str]) -> dict[str, Any]:
     needs_item = {**_ref("step_id"), "description": "A step that must finish first."}
-    return _object(
+    return object_schema(
         "A step: one action, with its arguments, dependencies and policies.",
         {
             "uses": {
@@ -310,7 +292,7 @@ def workflow_schema(registry: ActionRegistry | None = None) -> dict[str, Any]:
     return {
         "$schema": SCHEMA_DIALECT,
         "title": "Flowyard workflow",
-        **_object(
+        **object_schema(
             "A Flowyard workflow: a graph of steps, its inputs, triggers and policies.",
             {
                 "name": _text(
@@ -335,7 +317,7 @@ def workflow_schema(registry: ActionRegistry | None = None) -> dict[str, Any]:
                     "additionalProperties": _ref("input"),
                 },
                 "env": {**_ref("env"), "description": "Environment variables of every step."},
-                "on": _object(
+                "on": object_schema(
                     "Triggers (manual runs are always allowed).",
                     {
                         "schedule": {
@@ -348,7 +330,7 @@ def workflow_schema(registry: ActionRegistry | None = None) -> dict[str, Any]:
                             "calls must be signed (HMAC).",
                             "anyOf": [
                                 {"type": "boolean"},
-                                _object(
+                                object_schema(
                                     "A webhook whose calls are signed.",
                                     {
                                         "secret": _text(
@@ -362,7 +344,7 @@ def workflow_schema(registry: ActionRegistry | None = None) -> dict[str, Any]:
                         },
                     },
                 ),
-                "concurrency": _object(
+                "concurrency": object_schema(
                     "How many runs of this workflow may be active at once.",
                     {
                         "limit": {
@@ -381,7 +363,7 @@ def workflow_schema(registry: ActionRegistry | None = None) -> dict[str, Any]:
                     **_ref("duration"),
                     "description": "The longest the whole run may take.",
                 },
-                "defaults": _object(
+                "defaults": object_schema(
                     "Defaults for every step that does not set its own.",
                     {
                         "retry": {**_ref("retry"), "description": "How attempts are retried."},
