@@ -77,6 +77,16 @@ def _accelerated(checks: Checks) -> type:
     )
 
 
+_SIZE_LIMITS = {
+    "minLength": "must be at least {} characters long",
+    "maxLength": "must be at most {} characters long",
+    "minItems": "must have at least {} items",
+    "maxItems": "must have at most {} items",
+    "minProperties": "must have at least {} keys",
+    "maxProperties": "must have at most {} keys",
+}
+
+
 class WorkflowValidator:
     """The workflow schema of one registry, compiled once: a fast check, then jsonschema."""
 
@@ -336,18 +346,8 @@ class _Translation:
             if path == ("steps",):
                 return "a workflow needs at least one step"
             return "must not be empty"
-        if validator == "minLength":
-            return f"must be at least {value} characters long"
-        if validator == "maxLength":
-            return f"must be at most {value} characters long"
-        if validator == "minItems":
-            return f"must have at least {value} items"
-        if validator == "maxItems":
-            return f"must have at most {value} items"
-        if validator == "minProperties":
-            return f"must have at least {value} keys"
-        if validator == "maxProperties":
-            return f"must have at most {value} keys"
+        if validator in _SIZE_LIMITS:
+            return _SIZE_LIMITS[validator].format(value)
         if validator == "uniqueItems":
             return "must not list the same item twice"
         if validator == "not" and isinstance(value, dict) and set(value) == {"required"}:
